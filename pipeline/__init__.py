@@ -1,0 +1,1 @@
+"""spotfit's training pipeline: one module per technique; only `recipe` imports Ray."""
