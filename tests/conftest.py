@@ -1,0 +1,20 @@
+"""Shared fixtures. Ray start-up costs 10-20 s here, so one local Ray serves the whole session."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no machine here reaches a model hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("RAY_ADDRESS", None)  # never attach the tests to a real cluster
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray with 4 logical CPUs (2 train workers + controller fit on 2 cores)."""
+    import ray
+
+    ray.init(address="local", num_cpus=4, include_dashboard=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
