@@ -200,6 +200,8 @@ class TrainConfig:
     cost: CostConfig = field(default_factory=CostConfig)
     budget_usd: float = 0.0
     """Stop cleanly, checkpoint kept, once the run has spent this much (0 = no budget)."""
+    time_limit_s: float = 0.0
+    """Stop cleanly, checkpoint kept, after this many seconds of training (0 = none)."""
     num_workers: int = 2
     """Ray Train workers, one DDP rank each."""
     cpus_per_worker: int = 1
@@ -232,6 +234,7 @@ class TrainConfig:
         _check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(self.max_failures >= -1, f"max_failures must be >= -1 (-1 = unlimited), got {self.max_failures}")
         _check(self.budget_usd >= 0, f"budget_usd must be >= 0, got {self.budget_usd}")
+        _check(self.time_limit_s >= 0, f"time_limit_s must be >= 0, got {self.time_limit_s}")
         _check(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
         _check("/" not in self.run_name, f"run_name must not contain '/', got {self.run_name!r}")
 
