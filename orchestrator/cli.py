@@ -13,6 +13,8 @@ from pipeline.config import ConfigError
 # Each entry: orchestrator module that defines add_parser(subparsers) and run(args) -> int.
 COMMANDS = [
     "orchestrator.train_cmd",
+    "orchestrator.cost_cmd",
+    "orchestrator.plan_cmd",
 ]
 
 
