@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline import data, modeling
 from pipeline.config import ConfigError, TrainConfig, load_config, to_dict
-from orchestrator import report
+from orchestrator import report, run_pricing
 
 
 def add_parser(sub) -> None:
@@ -41,6 +41,8 @@ def start_ray(address: str | None, cfg: TrainConfig):
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():  # embedded use (tests, notebooks): keep the caller's Ray
+        return ray
     if address:
         ray.init(address=address)
     else:
@@ -66,10 +68,14 @@ def run(args) -> int:
 
     use_gpu = decide_gpu(cfg.use_gpu, ray.cluster_resources().get("GPU", 0), cfg.num_workers)
     print(f"[spotfit] run {cfg.run_name}: {cfg.num_workers} worker(s) on {'GPU' if use_gpu else 'CPU'}, checkpoints in {cfg.storage_path}", flush=True)
+    cfg, rate = run_pricing.price_run(cfg, use_gpu)  # budget_usd -> time_limit_s
+    fit_started = time.time()
     result = recipe.fit(cfg, use_gpu)
+    held_seconds = time.time() - fit_started
 
     metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
     metrics["wall_seconds"] = time.time() - started
+    metrics.update(run_pricing.cost_metrics(cfg, rate, held_seconds, metrics))
     out = Path(cfg.output_dir)
     with result.checkpoint.as_directory() as folder:
         if (out / recipe.MODEL_DIR).exists():

@@ -98,7 +98,7 @@ def tokenize(ds: datasets.Dataset, tokenizer, max_length: int, cache_dir: Path =
     """Token ids without padding (the collator pads each batch to its longest), cached by content."""
     target = cache_dir / _fingerprint(ds, tokenizer, max_length)
     if not target.exists():
-        encoded = datasets.Dataset.from_dict({"label": ds["label"], **tokenizer(ds["text"], truncation=True, max_length=max_length)})
+        encoded = datasets.Dataset.from_dict({"label": list(ds["label"]), **tokenizer(list(ds["text"]), truncation=True, max_length=max_length)})
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache_dir))
         encoded.save_to_disk(str(tmp))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +59,13 @@ def evaluate(model, ds: datasets.Dataset, collate, num_labels: int, device, auto
     return {"accuracy": metrics.accuracy(cm), "macro_f1": metrics.macro_f1(cm)}
 
 
+def _say(message: str, flush: bool = True) -> None:
+    # Not print(): Ray Train 2.60 patches print to log *and* echo it, so each line showed twice.
+    sys.stdout.write(message + "\n")
+    if flush:
+        sys.stdout.flush()
+
+
 def _format_eta(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -71,7 +79,7 @@ def train_loop_per_worker(config: dict) -> None:
     torch.manual_seed(cfg.seed)
     datasets.disable_progress_bars()
     device = ray.train.torch.get_device()
-    say = print if rank == 0 else (lambda *a, **k: None)
+    say = _say if rank == 0 else (lambda *a, **k: None)
 
     # --- data and model
     tokenizer = modeling.load_tokenizer(cfg.model)
@@ -105,6 +113,7 @@ def train_loop_per_worker(config: dict) -> None:
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
         step, train_seconds, history = state["step"], state["train_seconds"], state["history"]
+        history["resumed_from_step"] = step
         say(f"[spotfit] resumed from checkpoint at step {step}")
 
     model = ray.train.torch.prepare_model(model)
