@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 from transformers import DataCollatorWithPadding
 
-from pipeline import checkpoint, compression, data, metrics, modeling, precision
+from pipeline import checkpoint, compression, data, loop, metrics, modeling, precision
 from pipeline.config import TrainConfig
 from pipeline.schedule import inverse_time_schedule
 
@@ -162,18 +162,8 @@ def train_loop_per_worker(config: dict) -> None:
         loss_sum = torch.zeros(2)  # (sum of losses, batches) this epoch on this rank
         for batch in itertools.islice(loader, skip, None):
             t0 = time.perf_counter()
-            labels_t = batch.pop("labels")
-            with autocast():
-                logits = model(**batch).logits
-                loss = torch.nn.functional.cross_entropy(logits.float(), labels_t)
-            scaler.scale(loss).backward()
-            if cfg.optim.max_grad_norm:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, cfg.optim.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss, _ = loop.loss_step(model, batch, autocast)
+            loop.optimizer_step(loss, params, optimizer, scaler, schedule, cfg.optim.max_grad_norm)
             counter.end_step()
             step += 1
             dt = time.perf_counter() - t0
