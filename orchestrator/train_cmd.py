@@ -69,13 +69,12 @@ def run(args) -> int:
     use_gpu = decide_gpu(cfg.use_gpu, ray.cluster_resources().get("GPU", 0), cfg.num_workers)
     print(f"[spotfit] run {cfg.run_name}: {cfg.num_workers} worker(s) on {'GPU' if use_gpu else 'CPU'}, checkpoints in {cfg.storage_path}", flush=True)
     cfg, rate = run_pricing.price_run(cfg, use_gpu)  # budget_usd -> time_limit_s
-    fit_started = time.time()
-    result = recipe.fit(cfg, use_gpu)
-    held_seconds = time.time() - fit_started
+    with run_pricing.RunMeter(cfg) as meter:
+        result = recipe.fit(cfg, use_gpu)
 
     metrics = {k: v for k, v in result.metrics.items() if not k.startswith("_")}
     metrics["wall_seconds"] = time.time() - started
-    metrics.update(run_pricing.cost_metrics(cfg, rate, held_seconds, metrics))
+    metrics.update(run_pricing.run_cost_metrics(cfg, rate, meter.node_seconds, metrics))
     out = Path(cfg.output_dir)
     with result.checkpoint.as_directory() as folder:
         if (out / recipe.MODEL_DIR).exists():
