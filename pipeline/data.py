@@ -107,3 +107,12 @@ def tokenize(ds: datasets.Dataset, tokenizer, max_length: int, cache_dir: Path =
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
     return datasets.load_from_disk(str(target))
+
+
+def collator(tokenizer):
+    """Pads each batch to its longest row; returns a plain dict (Ray's device mover walks dicts,
+    not the collator's UserDict)."""
+    from transformers import DataCollatorWithPadding
+
+    pad = DataCollatorWithPadding(tokenizer)
+    return lambda features: dict(pad(features))

@@ -20,7 +20,6 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
-from transformers import DataCollatorWithPadding
 
 from pipeline import checkpoint, compression, data, loop, metrics, modeling, precision
 from pipeline.config import TrainConfig
@@ -28,12 +27,6 @@ from pipeline.schedule import inverse_time_schedule
 
 MODEL_DIR = "model"  # inside the final checkpoint: save_pretrained model, tokenizer, labels.json
 EVAL_BATCH = 64
-
-
-def _collate(tokenizer):
-    pad = DataCollatorWithPadding(tokenizer)
-    # plain dict: Ray's device mover walks dicts, not the collator's UserDict
-    return lambda features: dict(pad(features))
 
 
 def _all_reduce_(tensor: torch.Tensor) -> torch.Tensor:
@@ -85,7 +78,7 @@ def train_loop_per_worker(config: dict) -> None:
     tokenizer = modeling.load_tokenizer(cfg.model)
     splits, labels = data.load_splits(cfg.data)
     tokenized = {s: data.tokenize(d, tokenizer, cfg.model.max_length) for s, d in splits.items()}
-    collate = _collate(tokenizer)
+    collate = data.collator(tokenizer)
     model = modeling.load_model(cfg.model, labels, len(tokenizer))
     choice = precision.detect(cfg.precision, device)
     say(f"[spotfit] precision {choice.precision}: {choice.reason}")
@@ -93,6 +86,7 @@ def train_loop_per_worker(config: dict) -> None:
 
     sampler = DistributedSampler(tokenized["train"], num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(tokenized["train"], batch_size=cfg.optim.batch_size, sampler=sampler, collate_fn=collate)
+    loader = ray.train.torch.prepare_data_loader(loader, add_dist_sampler=False)  # moves batches to the device
     steps_per_epoch = len(loader)
     total_steps = cfg.optim.epochs * steps_per_epoch
     if cfg.optim.max_steps:
@@ -155,26 +149,27 @@ def train_loop_per_worker(config: dict) -> None:
     # --- the loop
     global_batch = cfg.optim.batch_size * world
     model.train()
-    stopped = ""
+    stopped, pace = "", None
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
         sampler.set_epoch(epoch)
         loss_sum = torch.zeros(2)  # (sum of losses, batches) this epoch on this rank
+        tick = time.perf_counter()  # step time includes fetching the batch; eval and checkpoints do not count
         for batch in itertools.islice(loader, skip, None):
-            t0 = time.perf_counter()
             loss, _ = loop.loss_step(model, batch, autocast)
             loop.optimizer_step(loss, params, optimizer, scaler, schedule, cfg.optim.max_grad_norm)
             counter.end_step()
             step += 1
-            dt = time.perf_counter() - t0
+            loss_sum += torch.tensor([loss.item(), 1.0])  # .item() syncs with the device: once a step is fine
+            dt, tick = time.perf_counter() - tick, time.perf_counter()
             train_seconds += dt
-            loss_sum += torch.tensor([loss.item(), 1.0])
+            pace = dt if pace is None else 0.9 * pace + 0.1 * dt
             if rank == 0 and (step % cfg.log_every == 0 or step == total_steps):
-                eta = (total_steps - step) * dt
+                eta = (total_steps - step) * pace
                 say(
                     f"[spotfit] step {step}/{total_steps} | epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} | "
                     f"loss {loss.item():.4f} | lr {schedule.get_last_lr()[0]:.2e} | "
-                    f"{global_batch / dt:.1f} samples/s | ETA {_format_eta(eta)}",
+                    f"{global_batch / pace:.1f} samples/s | ETA {_format_eta(eta)}",
                     flush=True,
                 )
             if cfg.time_limit_s and _any_rank(train_seconds >= cfg.time_limit_s):
@@ -184,6 +179,7 @@ def train_loop_per_worker(config: dict) -> None:
                 break
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                 save_and_report({})
+                tick = time.perf_counter()
         if stopped:
             break
         loss_sum = _all_reduce_(loss_sum)
