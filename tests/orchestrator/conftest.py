@@ -5,6 +5,7 @@ process group. Own --temp-dir, so other sessions' `session_latest` is left alone
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -56,7 +58,7 @@ def free_port_range(width: int = 40) -> int:
 
 
 class LocalHead:
-    def __init__(self, token: str | None = None, num_cpus: int = 2, timeout_s: float = 90):
+    def __init__(self, token: str | None = None, num_cpus: int = 2, timeout_s: float = 90, env_extra: dict | None = None):
         (self.gcs_port, self.dashboard_port, client, agent_http, agent_grpc, metrics, node_mgr,
          obj_mgr, rt_env) = free_ports(9)
         worker_lo = free_port_range()
@@ -68,6 +70,7 @@ class LocalHead:
         env["RAY_AUTH_MODE"] = "token" if token else "disabled"  # explicit: never inherit a default
         if token:
             env["RAY_AUTH_TOKEN"] = token  # this process tree only; no token file is written
+        env.update(env_extra or {})
         cmd = [
             str(VENV_BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
             "--node-ip-address=127.0.0.1", f"--port={self.gcs_port}",
@@ -90,18 +93,18 @@ class LocalHead:
             raise
 
     def _wait_ready(self, token: str | None, timeout_s: float) -> None:
-        """Ready when the job server answers /api/version (with the token if there is one)."""
+        """Ready when the dashboard lists the head node as alive (with the token if there is one)."""
         deadline = time.monotonic() + timeout_s
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"ray start exited {self.proc.returncode}: {self.tail()}")
             try:
-                req = urllib.request.Request(self.address + "/api/version", headers=headers)
-                with urllib.request.urlopen(req, timeout=2) as r:
-                    if r.status == 200:
+                req = urllib.request.Request(self.address + "/api/v0/nodes", headers=headers)
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    if json.load(r)["data"]["result"]["total"] >= 1:
                         return
-            except OSError:
+            except (OSError, ValueError, KeyError):
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"Ray head not ready after {timeout_s}s: {self.tail()}")
@@ -153,7 +156,10 @@ def job_head(tmp_path_factory):
     ~/.ray/auth_token, which other sessions' Ray would pick up.
     """
     token = secrets.token_hex(16)
-    head = LocalHead(token=token, num_cpus=2)
+    # Node labels exactly as `ray up` hands cluster.yaml's head labels to `ray start`.
+    labels = yaml.safe_load((ROOT / "cluster.yaml").read_text())["available_node_types"]["head_cpu"]["labels"]
+    head = LocalHead(token=token, num_cpus=2, env_extra={"RAY_OVERRIDE_LABELS": json.dumps(labels)})
+    head.labels = labels
     head.token = token
     head.token_file = tmp_path_factory.mktemp("token") / "auth_token"
     head.token_file.write_text(token)

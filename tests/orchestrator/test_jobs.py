@@ -196,3 +196,17 @@ def test_user_errors_are_one_line_and_exit_2(head, capsys, tmp_path):
     code, _, err = spotfit(capsys, head, "submit", "--working-dir", str(tmp_path),
                            "--", "spotfit", "train", "--config", str(tmp_path / "bad.yaml"))
     assert code == 2 and "optim.lr must be in (0, 1), got 5" in err
+
+
+def test_cluster_yaml_labels_reach_the_node(head):
+    """The launcher's RAY_OVERRIDE_LABELS with cluster.yaml's labels: Ray accepts the spotfit/* keys."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(head.address + "/api/v0/nodes?detail=1",
+                                 headers={"Authorization": f"Bearer {head.token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        nodes = json.load(r)["data"]["result"]["result"]
+    (node,) = nodes
+    assert {k: v for k, v in node["labels"].items() if k.startswith("spotfit/")} == head.labels
+    assert head.labels["spotfit/market"] == "on-demand"
