@@ -19,9 +19,9 @@ import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
-from pipeline import checkpoint, compression, data, loop, metrics, modeling, precision
+from pipeline import checkpoint, compression, data, distillation, entropy, loop, metrics, modeling, precision, pruning, sampling
 from pipeline.config import TrainConfig
 from pipeline.schedule import inverse_time_schedule
 
@@ -59,6 +59,28 @@ def _say(message: str, flush: bool = True) -> None:
         sys.stdout.flush()
 
 
+class _Dashboard:
+    """Ray metrics gauges (Prometheus `ray_spotfit_*`), shown on the Ray dashboard and in Grafana."""
+
+    NAMES = {
+        "train_loss": "training loss (last logged step)",
+        "train_samples_per_second": "training samples per second, all workers",
+        "train_step": "optimizer steps done",
+        "val_accuracy": "validation accuracy after the last epoch",
+    }
+
+    def __init__(self, run_name: str):
+        from ray.util.metrics import Gauge
+
+        self.gauges = {n: Gauge(f"spotfit_{n}", description=d, tag_keys=("run",)) for n, d in self.NAMES.items()}
+        for gauge in self.gauges.values():
+            gauge.set_default_tags({"run": run_name})
+
+    def set(self, **values: float) -> None:
+        for name, value in values.items():
+            self.gauges[name].set(value)
+
+
 def _format_eta(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -74,21 +96,25 @@ def train_loop_per_worker(config: dict) -> None:
     device = ray.train.torch.get_device()
     say = _say if rank == 0 else (lambda *a, **k: None)
 
-    # --- data and model
-    tokenizer = modeling.load_tokenizer(cfg.model)
+    # --- data and model (with a teacher: frozen, on every worker; the student may be cut from it)
     splits, labels = data.load_splits(cfg.data)
+    teacher = distillation.load_teacher(cfg.distill.teacher, labels.id_of).to(device) if cfg.distill.teacher else None
+    model_cfg = distillation.student_model_config(cfg.model, cfg.distill)
+    tokenizer = modeling.load_tokenizer(model_cfg)
     tokenized = {s: data.tokenize(d, tokenizer, cfg.model.max_length) for s, d in splits.items()}
+    if cfg.sampling.mode != "uniform":  # the sampler learns which rows a batch held from this column
+        tokenized["train"] = tokenized["train"].add_column("idx", list(range(len(tokenized["train"]))))
     collate = data.collator(tokenizer)
-    model = modeling.load_model(cfg.model, labels, len(tokenizer))
+    model = distillation.build_student(teacher, model_cfg, cfg.distill, labels, len(tokenizer))
     choice = precision.detect(cfg.precision, device)
     say(f"[spotfit] precision {choice.precision}: {choice.reason}")
     autocast = lambda: precision.autocast(choice, device)  # noqa: E731
 
-    sampler = DistributedSampler(tokenized["train"], num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    sampler = sampling.EntropySampler(len(tokenized["train"]), cfg.sampling, rank=rank, world=world, seed=cfg.seed)
     loader = DataLoader(tokenized["train"], batch_size=cfg.optim.batch_size, sampler=sampler, collate_fn=collate)
     loader = ray.train.torch.prepare_data_loader(loader, add_dist_sampler=False)  # moves batches to the device
-    steps_per_epoch = len(loader)
-    total_steps = cfg.optim.epochs * steps_per_epoch
+    epoch_steps = sampling.steps_in_epochs(sampler, cfg.optim.epochs, cfg.optim.batch_size)  # top_entropy epochs are shorter
+    total_steps = sum(epoch_steps)
     if cfg.optim.max_steps:
         total_steps = min(total_steps, cfg.optim.max_steps)
 
@@ -102,7 +128,9 @@ def train_loop_per_worker(config: dict) -> None:
     if resumed:
         with resumed.as_directory() as folder:
             state = checkpoint.load(Path(folder), rank=rank)
+        pruning.restore_masks(model, state["model"])  # before loading: the state holds weight_orig/weight_mask
         model.load_state_dict(state["model"])
+        sampler.load_state_dict(state["sampler"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
@@ -110,7 +138,9 @@ def train_loop_per_worker(config: dict) -> None:
         history["resumed_from_step"] = step
         say(f"[spotfit] resumed from checkpoint at step {step}")
 
-    model = ray.train.torch.prepare_model(model)
+    # no buffer broadcast: BERT's buffers are constants, and resumed pruning masks (computed alike
+    # on every rank) would otherwise be sent each forward, as many bytes as the gradients
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"broadcast_buffers": False})
     ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
     if ddp:
         compression.check_backend(cfg.grad_compression, dist.get_backend())
@@ -132,6 +162,7 @@ def train_loop_per_worker(config: dict) -> None:
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
                 "scaler": scaler.state_dict(),
+                "sampler": sampler.state_dict(),
                 "step": step,
                 "train_seconds": train_seconds,
                 "history": history,
@@ -148,26 +179,37 @@ def train_loop_per_worker(config: dict) -> None:
 
     # --- the loop
     global_batch = cfg.optim.batch_size * world
+    dashboard = _Dashboard(cfg.run_name) if rank == 0 else None
     model.train()
     stopped, pace = "", None
     while step < total_steps:
-        epoch, skip = divmod(step, steps_per_epoch)
+        epoch, skip = sampling.locate(step, epoch_steps)
         sampler.set_epoch(epoch)
-        loss_sum = torch.zeros(2)  # (sum of losses, batches) this epoch on this rank
+        loss_sum = torch.zeros(3)  # (sum of losses, batches, sum of mean entropies) this epoch on this rank
         tick = time.perf_counter()  # step time includes fetching the batch; eval and checkpoints do not count
         for batch in itertools.islice(loader, skip, None):
-            loss, _ = loop.loss_step(model, batch, autocast)
+            pruning.maybe_prune(bare, cfg.prune, step)  # same weights on every rank, so the same masks
+            rows = batch.pop("idx", None)
+            soft = distillation.teacher_logits(teacher, batch, autocast) if teacher is not None else None
+            loss, logits = loop.loss_step(model, batch, autocast)
+            if soft is not None:
+                loss = distillation.combine(loss, logits, soft, cfg.distill.alpha, cfg.distill.temperature)
+            loss = loss + entropy.entropy_term(logits, cfg.entropy)
+            h = entropy.predictive_entropy(logits.detach())
+            if rows is not None:
+                sampler.record(rows, h)
             loop.optimizer_step(loss, params, optimizer, scaler, schedule, cfg.optim.max_grad_norm)
             counter.end_step()
             step += 1
-            loss_sum += torch.tensor([loss.item(), 1.0])  # .item() syncs with the device: once a step is fine
+            loss_sum += torch.tensor([loss.item(), 1.0, h.mean().item()])  # .item() syncs with the device: once a step is fine
             dt, tick = time.perf_counter() - tick, time.perf_counter()
             train_seconds += dt
             pace = dt if pace is None else 0.9 * pace + 0.1 * dt
             if rank == 0 and (step % cfg.log_every == 0 or step == total_steps):
                 eta = (total_steps - step) * pace
+                dashboard.set(train_loss=loss.item(), train_samples_per_second=global_batch / pace, train_step=step)
                 say(
-                    f"[spotfit] step {step}/{total_steps} | epoch {epoch + 1}/{math.ceil(total_steps / steps_per_epoch)} | "
+                    f"[spotfit] step {step}/{total_steps} | epoch {epoch + 1}/{sampling.locate(total_steps - 1, epoch_steps)[0] + 1} | "
                     f"loss {loss.item():.4f} | lr {schedule.get_last_lr()[0]:.2e} | "
                     f"{global_batch / pace:.1f} samples/s | ETA {_format_eta(eta)}",
                     flush=True,
@@ -184,16 +226,24 @@ def train_loop_per_worker(config: dict) -> None:
             break
         loss_sum = _all_reduce_(loss_sum)
         history.setdefault("epoch_train_loss", []).append((loss_sum[0] / loss_sum[1]).item())
+        history.setdefault("epoch_train_entropy", []).append((loss_sum[2] / loss_sum[1]).item())
+        if cfg.sampling.mode != "uniform":
+            sampler.merge(_all_reduce_(sampler.pending()))  # next epoch draws from every rank's entropies
         val = evaluate(bare, tokenized["validation"], collate, len(labels.names), device, autocast)
         history.setdefault("val_accuracy", []).append(val["accuracy"])
         history.setdefault("val_macro_f1", []).append(val["macro_f1"])
+        if dashboard:
+            dashboard.set(val_accuracy=val["accuracy"])
         say(f"[spotfit] epoch {epoch + 1}: train loss {history['epoch_train_loss'][-1]:.4f} | val accuracy {val['accuracy']:.4f} | val macro-F1 {val['macro_f1']:.4f}")
         if step < total_steps:
             save_and_report({})
 
+    pruning.remove_masks(bare)  # zeros made permanent: the saved model loads as a plain one
     test = evaluate(bare, tokenized["test"], collate, len(labels.names), device, autocast)
     save_and_report(
         {
+            "sparsity": pruning.sparsity(bare),  # measured zeros in the Linear weights, not the ratio asked
+            "num_hidden_layers": bare.config.num_hidden_layers,
             "test_accuracy": test["accuracy"],
             "test_macro_f1": test["macro_f1"],
             "samples_per_second": step * global_batch / train_seconds if train_seconds else 0.0,
