@@ -210,3 +210,22 @@ def test_cluster_yaml_labels_reach_the_node(head):
     (node,) = nodes
     assert {k: v for k, v in node["labels"].items() if k.startswith("spotfit/")} == head.labels
     assert head.labels["spotfit/market"] == "on-demand"
+
+
+def test_submit_spotfit_train_tiny(head, capsys, tmp_path, monkeypatch):
+    """The real thing: the repository as working_dir, `spotfit train` on configs/tiny.yaml (~40 s here)."""
+    if not (ROOT / "configs" / "tiny.yaml").is_file():
+        pytest.skip("configs/tiny.yaml not in this checkout")
+    monkeypatch.chdir(ROOT)
+    out_dir = tmp_path / "tiny-run"  # the job runs on this machine, so its run folder is readable here
+    code, out, err = spotfit(capsys, head, "submit", "--job-id", "sf-train-tiny", "--follow", "--",
+                             "spotfit", "train", "--config", "configs/tiny.yaml", "--set", "num_workers=1",
+                             "--set", f"output_dir={out_dir}")
+    assert code == 0, out[-3000:] + err
+    assert "job sf-train-tiny: SUCCEEDED" in err
+    assert "test accuracy" in out
+    assert (out_dir / "metrics.json").is_file()
+    info = jobs.connect(head.address, str(head.token_file)).get_job_info("sf-train-tiny")
+    assert info.metadata["spotfit_config"] == "configs/tiny.yaml" and info.metadata["spotfit_name"] == "tiny"
+    # no token in anything the run wrote
+    assert not any(head.token in p.read_text(errors="ignore") for p in out_dir.rglob("*") if p.is_file())
