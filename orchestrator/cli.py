@@ -15,6 +15,7 @@ COMMANDS = [
     "orchestrator.train_cmd",
     "orchestrator.cost_cmd",
     "orchestrator.plan_cmd",
+    "orchestrator.export_cmd",
     "orchestrator.jobs",
 ]
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline import data, modeling
+from pipeline import data, distillation, modeling
 from pipeline.config import ConfigError, TrainConfig, load_config, to_dict
 from orchestrator import report, run_pricing
 
@@ -32,6 +32,8 @@ def preflight(cfg: TrainConfig) -> None:
     data.load_splits(cfg.data)
     if cfg.model.name not in ("minilm", "tiny"):
         modeling.resolve(cfg.model.name)
+    if cfg.distill.teacher:
+        distillation.resolve_teacher(cfg.distill.teacher)
     out = Path(cfg.output_dir)
     if (out / "metrics.json").exists():
         raise ConfigError(f"output_dir {out} already holds a finished run; choose another output_dir or run_name")

@@ -9,13 +9,15 @@ pre-training, so expect a larger gap from distilling on a small fine-tuning set.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import ConfigError
+from pipeline import modeling
+from pipeline.config import ConfigError, DistillConfig, ModelConfig
 
 
 def kd_term(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -74,3 +76,20 @@ def half_student(teacher: nn.Module) -> nn.Module:
     student.base_model.encoder.layer = nn.ModuleList(student.base_model.encoder.layer[::2])
     student.config.num_hidden_layers = len(student.base_model.encoder.layer)
     return student.train().requires_grad_(True)
+
+
+def student_model_config(model: ModelConfig, distill: DistillConfig) -> ModelConfig:
+    """A half student is cut from the teacher, so it reads the teacher's folder (and tokenizer)."""
+    if distill.teacher and distill.student == "half":
+        return dataclasses.replace(model, name=str(resolve_teacher(distill.teacher)))
+    return model
+
+
+def build_student(teacher: nn.Module | None, model: ModelConfig, distill: DistillConfig, labels, vocab_size: int) -> nn.Module:
+    """The model to train: the half-depth copy of the teacher, or model.name as configured."""
+    if teacher is None or distill.student == "same":
+        return modeling.load_model(model, labels, vocab_size)
+    student = half_student(teacher)
+    if model.freeze_embeddings:
+        student.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    return student

@@ -7,7 +7,6 @@ model/loader preparation and `ray.train.report`.
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import sys
 import tempfile
@@ -171,6 +170,8 @@ def train_loop_per_worker(config: dict) -> None:
             folder = Path(tmp)
             checkpoint.save(folder, rank=rank, state=state, labels=labels.to_json() if rank == 0 else None)
             if final and rank == 0:
+                # the checkpoint above keeps the masks (a longer run resumes them); model/ gets plain weights
+                pruning.remove_masks(bare)
                 bare.save_pretrained(folder / MODEL_DIR)
                 tokenizer.save_pretrained(folder / MODEL_DIR)
                 (folder / MODEL_DIR / checkpoint.LABELS_FILE).write_text((folder / checkpoint.LABELS_FILE).read_text())
@@ -238,7 +239,6 @@ def train_loop_per_worker(config: dict) -> None:
         if step < total_steps:
             save_and_report({})
 
-    pruning.remove_masks(bare)  # zeros made permanent: the saved model loads as a plain one
     test = evaluate(bare, tokenized["test"], collate, len(labels.names), device, autocast)
     save_and_report(
         {
