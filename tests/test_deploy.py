@@ -135,6 +135,7 @@ def test_rayjob_runs_a_spotfit_train_that_parses():
 
 def test_grafana_dashboard_queries_real_metrics():
     from orchestrator import tracker
+    from pipeline import recipe
 
     dash = json.loads((DEPLOY / "grafana" / "spotfit-dashboard.json").read_text())
     assert dash["uid"] and dash["title"] and dash["panels"]
@@ -145,11 +146,11 @@ def test_grafana_dashboard_queries_real_metrics():
     assert len(used) == len(exprs)  # every query names one metric this test knows about
     # Ray prefixes user metrics with ray_; the tracker's gauges are spotfit's spend.
     tracker_metrics = {f"ray_{name}" for name in tracker._GAUGE_TAGS}
-    training = {"ray_spotfit_train_samples_per_second", "ray_spotfit_train_loss", "ray_spotfit_val_accuracy"}
+    training = {f"ray_spotfit_{name}" for name in recipe._Dashboard.NAMES}  # the recipe's gauges
     ray_builtin = {"ray_node_gpus_utilization", "autoscaler_active_nodes"}
     assert used <= tracker_metrics | training | ray_builtin, used - tracker_metrics - training - ray_builtin
     assert {"ray_spotfit_spend_usd_total", "ray_spotfit_usd_per_hour_total"} <= used
-    assert training <= used
+    assert {"ray_spotfit_train_samples_per_second", "ray_spotfit_train_loss", "ray_spotfit_val_accuracy"} <= used
     for p in dash["panels"]:
         grid = p["gridPos"]
         assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24  # Grafana's 24-column grid
