@@ -19,7 +19,7 @@ EXPORT_FILE = "export.json"
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="quantize a finished run's model (INT8) and measure it", description="Quantize a finished run's model and measure size, CPU latency and test accuracy.")
-    p.add_argument("--run", required=True, help="run folder written by spotfit train (holds model/ and config.yaml)")
+    p.add_argument("--run", dest="run_dir", required=True, help="run folder written by spotfit train (holds model/ and config.yaml)")
     p.add_argument("--quantize", choices=["int8"], default="int8", help="int8: dynamic quantization of the Linear layers (CPU inference)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the latency measurement (default 1)")
     p.add_argument("--latency-samples", type=int, default=32, help="test texts timed one at a time (default 32)")
@@ -72,7 +72,7 @@ def measure(folder: Path, args) -> dict:
 
 def run(args) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    folder = Path(args.run)
+    folder = Path(args.run_dir)
     if args.threads < 1 or args.latency_samples < 1 or args.repeats < 1:
         raise ConfigError("--threads, --latency-samples and --repeats must be >= 1")
     result = measure(folder, args)

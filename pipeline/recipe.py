@@ -137,9 +137,9 @@ def train_loop_per_worker(config: dict) -> None:
         history["resumed_from_step"] = step
         say(f"[spotfit] resumed from checkpoint at step {step}")
 
-    # no buffer broadcast: BERT's buffers are constants, and resumed pruning masks (computed alike
-    # on every rank) would otherwise be sent each forward, as many bytes as the gradients
-    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"broadcast_buffers": False})
+    # buffers synced once at wrap time, not every forward: BERT's buffers are constants, and resumed
+    # pruning masks (computed alike on every rank) would otherwise cost as many bytes as the gradients
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"forward_sync_buffers": False})
     ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
     if ddp:
         compression.check_backend(cfg.grad_compression, dist.get_backend())
