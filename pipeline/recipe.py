@@ -129,7 +129,8 @@ def train_loop_per_worker(config: dict) -> None:
             state = checkpoint.load(Path(folder), rank=rank)
         pruning.restore_masks(model, state["model"])  # before loading: the state holds weight_orig/weight_mask
         model.load_state_dict(state["model"])
-        sampler.load_state_dict(state["sampler"])
+        if "sampler" in state:  # absent in checkpoints written before the entropy sampler
+            sampler.load_state_dict(state["sampler"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
