@@ -55,6 +55,7 @@ def measure(folder: Path, args) -> dict:
     latency = footprint.latency_ms({"fp32": model, "int8": qmodel}, samples, args.threads, args.repeats)
     return {
         "quantize": args.quantize,
+        "scheme": quantization.SCHEME,
         "size_mb_fp32": footprint.weights_mb(folder / "model"),
         "size_mb_int8": footprint.weights_mb(folder / INT8_DIR),
         "latency_ms_fp32": latency["fp32"],

@@ -3,9 +3,9 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 
-def tiny_bert(seed: int = 0, layers: int = 2, num_labels: int = 3) -> BertForSequenceClassification:
+def tiny_bert(seed: int = 0, layers: int = 2, num_labels: int = 3, vocab: int = 100) -> BertForSequenceClassification:
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+    config = BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64, num_labels=num_labels)
     return BertForSequenceClassification(config).eval()
 
