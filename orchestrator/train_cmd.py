@@ -29,11 +29,11 @@ def resolve_names(cfg: TrainConfig, now: float) -> TrainConfig:
 
 def preflight(cfg: TrainConfig) -> None:
     """Everything that can be wrong with the user's input, found before anything is started or written."""
-    data.load_splits(cfg.data)
+    _, labels = data.load_splits(cfg.data)
     if cfg.model.name not in ("minilm", "tiny"):
         modeling.resolve(cfg.model.name)
     if cfg.distill.teacher:
-        distillation.resolve_teacher(cfg.distill.teacher)
+        distillation.check_teacher(cfg.distill.teacher, labels.id_of)
     out = Path(cfg.output_dir)
     if (out / "metrics.json").exists():
         raise ConfigError(f"output_dir {out} already holds a finished run; choose another output_dir or run_name")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 
 import torch
@@ -46,13 +47,20 @@ def resolve_teacher(path: str) -> Path:
     raise ConfigError(f"distill.teacher: {path} is not a finished spotfit run folder or a model folder (no config.json)")
 
 
+def check_teacher(path: str, label2id: dict[str, int]) -> Path:
+    """The teacher's folder, once its config.json shows it was trained on the data's labels."""
+    folder = resolve_teacher(path)
+    theirs = json.loads((folder / "config.json").read_text()).get("label2id", {})
+    if {str(k): int(v) for k, v in theirs.items()} != label2id:
+        raise ConfigError(f"distill.teacher: {path} was trained on labels {sorted(theirs)}, the data has {sorted(label2id)}")
+    return folder
+
+
 def load_teacher(path: str, label2id: dict[str, int]) -> nn.Module:
-    """The teacher in eval mode with gradients off; its labels must be the data's labels."""
+    """The teacher in eval mode with gradients off."""
     from transformers import AutoModelForSequenceClassification
 
-    teacher = AutoModelForSequenceClassification.from_pretrained(resolve_teacher(path))
-    if {str(k): int(v) for k, v in teacher.config.label2id.items()} != label2id:
-        raise ConfigError(f"distill.teacher: {path} was trained on labels {sorted(teacher.config.label2id)}, the data has {sorted(label2id)}")
+    teacher = AutoModelForSequenceClassification.from_pretrained(check_teacher(path, label2id))
     return teacher.eval().requires_grad_(False)
 
 
