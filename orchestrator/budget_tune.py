@@ -42,6 +42,15 @@ class BudgetSearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self.searcher.on_trial_result(trial_id, result)
 
+    # Tune saves every wrapper's state with the experiment each step and fails the sweep when a
+    # wrapper cannot. The wrapped searcher saves itself; `spend` is handed in again on restore.
+    def get_state(self) -> dict:
+        return {"running": set(self.running), "finished_costs": list(self.finished_costs), "stopped_reason": self.stopped_reason}
+
+    def set_state(self, state: dict) -> None:
+        self.running, self.finished_costs = set(state["running"]), list(state["finished_costs"])
+        self.stopped_reason = state["stopped_reason"]
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.running.discard(trial_id)
         self.finished_costs.append(self.spend().get(trial_id, 0.0))
