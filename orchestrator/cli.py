@@ -17,6 +17,7 @@ COMMANDS = [
     "orchestrator.plan_cmd",
     "orchestrator.export_cmd",
     "orchestrator.jobs",
+    "orchestrator.tune_cmd",
 ]
 
 
