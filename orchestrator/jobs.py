@@ -62,7 +62,12 @@ def plan_submission(command: list[str], working_dir: Path) -> Submission:
         path = Path(config[-1]).resolve()
         if not path.is_relative_to(working_dir):
             raise ConfigError(f"--config {config[-1]} is outside the working folder {working_dir}; only that folder is uploaded")
-        cfg = load_config(path, _flag_values(command, "--set"))  # ConfigError on a bad key or value
+        if command[:2] == ["spotfit", "tune"]:  # its config may hold a tune: section, and --set tune.*
+            from orchestrator.tune_cmd import load as load_tune
+
+            cfg, _ = load_tune(str(path), _flag_values(command, "--set"))
+        else:
+            cfg = load_config(path, _flag_values(command, "--set"))  # ConfigError on a bad key or value
         relative = path.relative_to(working_dir).as_posix()
         command = _with_flag_value(command, "--config", relative)
         env_vars["SPOTFIT_CONFIG"] = relative

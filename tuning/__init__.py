@@ -1,4 +1,5 @@
 """Ray Tune search over LR decay and pruning ratios for the fewest dollars to a target accuracy.
 
-Placeholder: the search issue fills this package (a pure policy module and a thin Tune adapter).
+`policy.py`: the bandit (pure, no Ray); `searcher.py`: its Ray Tune Searcher adapter. Dollars come
+from trial results, never from the cost tracker; `orchestrator/tune_cmd.py` composes them.
 """

@@ -74,3 +74,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, args, messag
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr, proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_submit_checks_a_tune_command_with_its_tune_section():
+    from orchestrator.jobs import plan_submission
+    from pipeline.config import ConfigError
+
+    ok = plan_submission(["spotfit", "tune", "--config", TUNE_TINY, "--target-accuracy", "0.3", "--trials", "2",
+                          "--set", "tune.seed=3"], ROOT)
+    assert ok.metadata["spotfit_command"] == "spotfit tune" and ok.metadata["spotfit_name"] == "tune-tiny"
+    with pytest.raises(ConfigError, match="unknown key tune.arms"):
+        plan_submission(["spotfit", "tune", "--config", TUNE_TINY, "--set", "tune.arms=2"], ROOT)
