@@ -44,7 +44,7 @@ def ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig, out: str) -> 
     tokenizer = modeling.load_tokenizer(cfg.model)
     splits, labels = data.load_splits(cfg.data)
     train = data.tokenize(splits["train"], tokenizer, cfg.model.max_length)
-    model = torch.nn.parallel.DistributedDataParallel(modeling.load_model(cfg.model, labels, len(tokenizer)))
+    model = torch.nn.parallel.DistributedDataParallel(modeling.load_model(cfg.model, labels, len(tokenizer)), **loop.DDP_KWARGS)
     counter = compression.register(model, cfg.grad_compression, cfg.powersgd)
     choice = precision.detect(cfg.precision, torch.device("cpu"))
     sampler = torch.utils.data.DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)

@@ -4,6 +4,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# Buffers synced once at wrap time, not every forward: BERT's buffers are constants, and resumed
+# pruning masks (computed alike on every rank) would otherwise cost as many bytes as the gradients.
+DDP_KWARGS = {"forward_sync_buffers": False}
+
 
 def loss_step(model, batch: dict, autocast) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward pass and loss (cross-entropy); returns (loss, logits). Pops `labels` from batch."""

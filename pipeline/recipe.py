@@ -138,9 +138,7 @@ def train_loop_per_worker(config: dict) -> None:
         history["resumed_from_step"] = step
         say(f"[spotfit] resumed from checkpoint at step {step}")
 
-    # buffers synced once at wrap time, not every forward: BERT's buffers are constants, and resumed
-    # pruning masks (computed alike on every rank) would otherwise cost as many bytes as the gradients
-    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"forward_sync_buffers": False})
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs=loop.DDP_KWARGS)
     ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
     if ddp:
         compression.check_backend(cfg.grad_compression, dist.get_backend())
