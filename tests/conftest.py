@@ -18,3 +18,15 @@ def ray_session():
     ray.init(address="local", num_cpus=4, include_dashboard=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real AWS-compatible server (moto) on loopback; boto3 and pyarrow talk to it over HTTP."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

@@ -19,17 +19,6 @@ from orchestrator.pricing import PriceBook, PriceCache, PriceUnavailable
 UTC = dt.timezone.utc
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def fake_creds(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

@@ -68,3 +68,23 @@ def test_tokenisation_is_cached_by_content(tmp_path):
     data.tokenize(splits["train"], tok, 8, cache_dir=tmp_path / "cache")  # another length, another entry
     assert len(list((tmp_path / "cache").iterdir())) == 2
     assert max(len(ids) for ids in first["input_ids"]) <= 16
+
+
+def test_s3_uri_reads_through_pyarrow_from_a_moto_server(moto_endpoint, monkeypatch, tmp_path):
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="spotfit-data")
+    s3.upload_file(_write(tmp_path, "csv"), "spotfit-data", "med/train.csv")
+    host = moto_endpoint.removeprefix("http://")
+    uri = f"s3://spotfit-data/med/train.csv?endpoint_override={host}&scheme=http&region=us-east-1"
+    cfg = DataConfig(train=uri, validation=uri, test=uri, text_column="abstract", label_column="condition")
+    splits, labels = data.load_splits(cfg)
+    assert labels.names == ("cardio", "digestive", "nervous")
+    assert list(splits["validation"]["text"]) == [t for t, _ in ROWS]
+    missing = uri.replace("train.csv", "nope.csv")
+    with pytest.raises(ConfigError, match=r"data.train: s3://spotfit-data/med/nope.csv\?.* does not exist"):
+        data.load_splits(DataConfig(train=missing))
