@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator import ray_auth
+from orchestrator.train_cmd import WORKER_ENV
 from pipeline.config import ConfigError, load_config
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -56,7 +57,7 @@ def plan_submission(command: list[str], working_dir: Path) -> Submission:
     if not working_dir.is_dir():
         raise ConfigError(f"--working-dir {working_dir} is not a folder")
     metadata = {"spotfit_command": " ".join(command[:2]) if command[0] == "spotfit" else command[0]}
-    env_vars: dict[str, str] = {}
+    env_vars: dict[str, str] = dict(WORKER_ENV)
     config = _flag_values(command, "--config")
     if config:
         path = Path(config[-1]).resolve()

@@ -13,6 +13,11 @@ from pipeline.config import ConfigError, TrainConfig, load_config, to_dict
 from orchestrator import report, run_pricing
 
 
+# Ray Train 2.60 patches print() in its workers to log *and* echo, which doubles every line and
+# leaks the bytecode listings that dill captures from stdout while datasets fingerprints functions.
+WORKER_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="fine-tune a model on Ray Train", description="Fine-tune a model on Ray Train.")
     p.add_argument("--config", required=True, help="YAML job config (see configs/)")
@@ -39,17 +44,17 @@ def preflight(cfg: TrainConfig) -> None:
         raise ConfigError(f"output_dir {out} already holds a finished run; choose another output_dir or run_name")
 
 
-def start_ray(address: str | None, cfg: TrainConfig):
+def start_ray(address: str | None, cfg: TrainConfig, extra_cpus: int = 0):
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():  # embedded use (tests, notebooks): keep the caller's Ray
         return ray
     if address:
-        ray.init(address=address)
+        ray.init(address=address)  # a submitted job carries WORKER_ENV in its own runtime_env
     else:
         # A local Ray sized for the job; logical CPUs, so 2 workers fit on a 2-core laptop.
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.cpus_per_worker))
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.cpus_per_worker + extra_cpus), runtime_env={"env_vars": WORKER_ENV})
     return ray
 
 

@@ -80,20 +80,6 @@ def epoch_steps(cfg: TrainConfig, num_train: int) -> list[int]:
     return sampling.steps_in_epochs(sampler, cfg.optim.epochs, cfg.optim.batch_size)
 
 
-def start_ray(address: str | None, cfg: TrainConfig):
-    import ray
-
-    address = address or os.environ.get("RAY_ADDRESS")
-    if ray.is_initialized():
-        return ray
-    if address:
-        ray.init(address=address)
-    else:
-        # room for one trial's workers plus the trial's own sliver of a CPU (logical CPUs)
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.cpus_per_worker + 1))
-    return ray
-
-
 def trial_rows(results, target: float) -> list[dict]:
     """One row per trial from Tune's results, scored by the same objective the searcher used."""
     from tuning.searcher import outcome_from_result
@@ -157,7 +143,7 @@ def run(args) -> int:
     splits, _ = data.load_splits(base.data)
     steps = epoch_steps(base, len(splits["train"]))
 
-    ray = start_ray(args.address, base)
+    ray = train_cmd.start_ray(args.address, base, extra_cpus=1)  # room for the trial's own sliver of a CPU
     from ray import tune
 
     from orchestrator.budget_tune import BudgetSearcher

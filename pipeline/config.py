@@ -33,9 +33,12 @@ class ModelConfig:
     """Tokens kept per text; cost grows about linearly with it."""
     freeze_embeddings: bool = False
     """Freeze the token embeddings: half of MiniLM's weights leave the optimizer and the all-reduce."""
+    freeze_layers: int = 0
+    """Freeze the lowest N encoder layers: the backward pass stops above them (cheaper steps)."""
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "model.name must not be empty")
+        _check(0 <= self.freeze_layers <= 64, f"model.freeze_layers must be in [0, 64], got {self.freeze_layers}")
         _check(8 <= self.max_length <= 8192, f"model.max_length must be in [8, 8192], got {self.max_length}")
 
 

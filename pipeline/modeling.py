@@ -59,4 +59,11 @@ def load_model(cfg: ModelConfig, labels: LabelMap, vocab_size: int) -> torch.nn.
         )
     if cfg.freeze_embeddings:
         model.base_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    layers = model.base_model.encoder.layer
+    if cfg.freeze_layers > len(layers):
+        raise ConfigError(f"model.freeze_layers is {cfg.freeze_layers} but {cfg.name} has {len(layers)} layers")
+    if cfg.freeze_layers:
+        # with the embeddings frozen too, autograd never enters these layers on the way back
+        for layer in layers[: cfg.freeze_layers]:
+            layer.requires_grad_(False)
     return model

@@ -15,7 +15,9 @@ def ray_session():
     """A local Ray with 4 logical CPUs (2 train workers + controller fit on 2 cores)."""
     import ray
 
-    ray.init(address="local", num_cpus=4, include_dashboard=False, configure_logging=False)
+    from orchestrator.train_cmd import WORKER_ENV
+
+    ray.init(address="local", num_cpus=4, include_dashboard=False, configure_logging=False, runtime_env={"env_vars": WORKER_ENV})
     yield ray
     ray.shutdown()
 
