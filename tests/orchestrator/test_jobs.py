@@ -31,7 +31,8 @@ def test_plan_carries_working_folder_and_checked_config(tmp_path, monkeypatch):
     assert plan.entrypoint == "spotfit train --config configs/a.yaml --set optim.lr=1e-4"
     assert plan.runtime_env["working_dir"] == str(tmp_path)
     assert {".venv", "runs", ".git"} <= set(plan.runtime_env["excludes"])
-    assert plan.runtime_env["env_vars"] == {"SPOTFIT_CONFIG": "configs/a.yaml"}
+    # the print patch is off in the job's workers, as in a local `spotfit train`
+    assert plan.runtime_env["env_vars"] == {"SPOTFIT_CONFIG": "configs/a.yaml", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
     assert plan.metadata == {"spotfit_command": "spotfit train", "spotfit_config": "configs/a.yaml", "spotfit_name": "alpha"}
 
 
