@@ -7,6 +7,7 @@ model/loader preparation and `ray.train.report`.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import sys
 import tempfile
@@ -18,6 +19,7 @@ import ray.train
 import ray.train.torch
 import torch
 import torch.distributed as dist
+import transformers
 from torch.utils.data import DataLoader
 
 from pipeline import checkpoint, compression, data, distillation, entropy, loop, metrics, modeling, precision, pruning, sampling
@@ -80,6 +82,14 @@ class _Dashboard:
             self.gauges[name].set(value)
 
 
+def _quiet_ray_console() -> None:
+    """Ray Train's worker root logger echoes every report and checkpoint at INFO to the console;
+    forwarded late, those lines buried the results table. They still go to Ray Train's log files."""
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == "console":
+            handler.setLevel(logging.WARNING)
+
+
 def _format_eta(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -92,6 +102,8 @@ def train_loop_per_worker(config: dict) -> None:
     torch.set_num_threads(cfg.cpus_per_worker)
     torch.manual_seed(cfg.seed)
     datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    _quiet_ray_console()
     device = ray.train.torch.get_device()
     say = _say if rank == 0 else (lambda *a, **k: None)
 
