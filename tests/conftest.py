@@ -32,3 +32,24 @@ def moto_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture
+def train_tiny(ray_session, tmp_path):
+    """`spotfit train` on configs/tiny.yaml in-process, output and checkpoints under tmp_path;
+    returns the run's metrics.json. Re-using run_name across calls resumes, as on the CLI."""
+    import json
+    from pathlib import Path
+
+    from orchestrator.cli import main
+
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml")
+
+    def run(out: str, *overrides: str) -> dict:
+        args = ["train", "--config", config, "--set", f"output_dir={tmp_path / out}", "--set", f"storage_path={tmp_path / 'ray'}"]
+        for override in overrides:
+            args += ["--set", override]
+        assert main(args) == 0
+        return json.loads((tmp_path / out / "metrics.json").read_text())
+
+    return run

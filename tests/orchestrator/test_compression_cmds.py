@@ -14,14 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "tiny.yaml")
 
 
-def train(tmp_path: Path, out: str, *overrides: str) -> dict:
-    args = ["train", "--config", TINY, "--set", f"output_dir={tmp_path / out}", "--set", f"storage_path={tmp_path / 'ray'}"]
-    for o in overrides:
-        args += ["--set", o]
-    assert main(args) == 0
-    return json.loads((tmp_path / out / "metrics.json").read_text())
-
-
 # tiny: 256 rows, 16 a worker, 2 workers -> 8 steps in a full epoch, 4 in a top-half one
 TECHNIQUES = (
     "run_name=techniques", "optim.epochs=3",
@@ -32,11 +24,11 @@ TECHNIQUES = (
 
 
 @pytest.mark.ray
-def test_pruned_entropy_sampled_run_resumes_its_masks_exports_int8_and_teaches_a_student(ray_session, tmp_path):
-    first = train(tmp_path, "a", *TECHNIQUES, "optim.max_steps=10")
+def test_pruned_entropy_sampled_run_resumes_its_masks_exports_int8_and_teaches_a_student(train_tiny, tmp_path):
+    first = train_tiny("a", *TECHNIQUES, "optim.max_steps=10")
     # last mask update at step 8: 0.5 * (1 - (1 - 8/12)^3) = 0.4815, measured on the weights
     assert first["sparsity"] == pytest.approx(0.5 * (1 - (1 / 3) ** 3), abs=1e-3)
-    second = train(tmp_path, "b", *TECHNIQUES)  # same run_name: resumes the checkpoint, masks and all
+    second = train_tiny("b", *TECHNIQUES)  # same run_name: resumes the checkpoint, masks and all
     assert second["resumed_from_step"] == 10 and second["step"] == 16
     assert second["total_steps"] == 8 + 4 + 4  # top_entropy epochs train on half the rows
     assert second["sparsity"] == pytest.approx(0.5, abs=1e-3)
@@ -59,7 +51,7 @@ def test_pruned_entropy_sampled_run_resumes_its_masks_exports_int8_and_teaches_a
     assert export["latency_ms_fp32"] > 0 and export["latency_ms_int8"] > 0
     assert abs(export["accuracy_int8"] - export["accuracy_fp32"]) <= 0.1 and export["test_samples"] == 64
 
-    student = train(tmp_path, "s", "run_name=student", f"distill.teacher={tmp_path / 'b'}", "optim.max_steps=4", "optim.epochs=1")
+    student = train_tiny("s", "run_name=student", f"distill.teacher={tmp_path / 'b'}", "optim.max_steps=4", "optim.epochs=1")
     assert student["num_hidden_layers"] == 1 and student["step"] == 4
     config = json.loads((tmp_path / "s" / "model" / "config.json").read_text())
     assert config["num_hidden_layers"] == 1

@@ -6,24 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
-
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "tiny.yaml")
 
 
-def train(tmp_path: Path, out: str, *overrides: str) -> dict:
-    args = ["train", "--config", TINY, "--set", f"output_dir={tmp_path / out}", "--set", f"storage_path={tmp_path / 'ray'}"]
-    for o in overrides:
-        args += ["--set", o]
-    assert main(args) == 0
-    return json.loads((tmp_path / out / "metrics.json").read_text())
-
-
 @pytest.mark.ray
-def test_tiny_job_learns_and_fp16_halves_the_all_reduce(ray_session, tmp_path):
-    exact = train(tmp_path, "none", "grad_compression=none", "optim.epochs=3")
-    half = train(tmp_path, "fp16", "grad_compression=fp16", "optim.epochs=1")
+def test_tiny_job_learns_and_fp16_halves_the_all_reduce(train_tiny, tmp_path):
+    exact = train_tiny("none", "grad_compression=none", "optim.epochs=3")
+    half = train_tiny("fp16", "grad_compression=fp16", "optim.epochs=1")
 
     losses = exact["epoch_train_loss"]
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -46,12 +36,12 @@ def test_tiny_job_learns_and_fp16_halves_the_all_reduce(ray_session, tmp_path):
 
 
 @pytest.mark.ray
-def test_a_second_run_resumes_from_the_saved_step(ray_session, tmp_path):
-    first = train(tmp_path, "a", "run_name=resume-me", "optim.max_steps=6", "checkpoint_every=3")
+def test_a_second_run_resumes_from_the_saved_step(train_tiny, tmp_path):
+    first = train_tiny("a", "run_name=resume-me", "optim.max_steps=6", "checkpoint_every=3")
     assert first["step"] == 6 and "resumed_from_step" not in first
     checkpoints = list((tmp_path / "ray" / "resume-me").glob("checkpoint_*"))
     assert checkpoints, "no checkpoint written"
-    second = train(tmp_path, "b", "run_name=resume-me", "optim.max_steps=10")
+    second = train_tiny("b", "run_name=resume-me", "optim.max_steps=10")
     assert second["resumed_from_step"] == 6 and second["step"] == 10
 
 
